@@ -6,13 +6,16 @@
 //! and message, which is what a user needs to act.
 
 use crate::{properties::RoleToAssume, secrets};
-use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_config::{
+    BehaviorVersion, ConfigLoader, Region, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig,
+};
 use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::{
     Builder,
     tls::{Provider, rustls_provider::CryptoMode},
 };
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use std::{error::Error, fmt, time::Duration};
 
@@ -39,7 +42,13 @@ impl Aws {
     /// Loads the configuration from the environment (region, credentials,
     /// `AWS_ENDPOINT_URL`) and builds the source account's clients.
     pub async fn from_env() -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest())
+        Self::load(aws_config::defaults(BehaviorVersion::latest())).await
+    }
+
+    /// Completes `loader` with this crate's HTTP client, retries and
+    /// timeouts, loads it and builds the source account's clients.
+    pub async fn load(loader: ConfigLoader) -> Self {
+        let config = loader
             .http_client(
                 Builder::new()
                     .tls_provider(Provider::Rustls(CryptoMode::Ring))
@@ -115,6 +124,14 @@ impl Aws {
     }
 }
 
+/// The HTTP client of every AWS client: hyper with rustls on ring, the same
+/// stack the response to CloudFormation goes out on.
+pub fn http_client() -> SharedHttpClient {
+    Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// A failed AWS call, summarised as its error code and message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AwsError {
@@ -139,7 +156,7 @@ impl AwsError {
     pub fn from_sdk<E, R>(error: &SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + Error + 'static,
-        R: fmt::Debug,
+        R: fmt::Debug + 'static,
     {
         match error {
             SdkError::ServiceError(service) => Self {
@@ -152,7 +169,7 @@ impl AwsError {
             },
             other => Self {
                 code: None,
-                message: DisplayErrorContext(other).to_string(),
+                message: chain(other),
             },
         }
     }
@@ -161,6 +178,20 @@ impl AwsError {
     pub fn is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
     }
+}
+
+/// An error and its sources, each once, joined as `outer: inner: root`.
+fn chain(error: &(dyn Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        let text = current.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    parts.join(": ")
 }
 
 impl fmt::Display for AwsError {

@@ -317,12 +317,22 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "panic without a message".into())
 }
 
-/// The invocation's deadline on the tokio clock.
+/// Deadlines before this (September 2001, in epoch milliseconds) are not
+/// real ones: some local runtimes send a duration in this header.
+const EARLIEST_PLAUSIBLE_DEADLINE_MS: u64 = 1_000_000_000_000;
+
+/// The invocation's deadline on the tokio clock; [`DEFAULT_BUDGET`] from now
+/// when the runtime gave none that can be true.
 fn deadline_of(context: &Context) -> Instant {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    if context.deadline == 0 {
+    if context.deadline < EARLIEST_PLAUSIBLE_DEADLINE_MS {
+        warn!(
+            deadline_ms = context.deadline,
+            "the runtime gave no usable deadline; assuming {} s",
+            DEFAULT_BUDGET.as_secs()
+        );
         return Instant::now() + DEFAULT_BUDGET;
     }
     Instant::now() + Duration::from_millis(context.deadline.saturating_sub(now_ms))
