@@ -1,0 +1,123 @@
+//! The AWS stand-in: one moto server per test binary, started through the
+//! project's launcher, and clients acting in any account through it.
+
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use ecr_replication::aws::Aws;
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+/// The region every test's source registry is in.
+pub const REGION: &str = "us-east-1";
+
+/// The account moto gives to credentials it does not know.
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
+
+static ENDPOINT: OnceLock<String> = OnceLock::new();
+static NEXT_ACCOUNT: AtomicU64 = AtomicU64::new(100_000_000_000);
+
+pub fn project_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python of the project's virtual environment, which `make test` installs.
+pub fn venv_python() -> PathBuf {
+    let python = project_dir().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `make test` (or `make venv`), which installs moto and the other \
+         pinned tools into .venv",
+        python.display()
+    );
+    python
+}
+
+/// The URL of this test binary's moto server, started on first use. The
+/// server exits with the test process.
+pub fn endpoint() -> &'static str {
+    ENDPOINT.get_or_init(|| start(&project_dir().join("tests/moto_server.py")))
+}
+
+fn start(launcher: &Path) -> String {
+    let mut child = Command::new(venv_python())
+        .arg(launcher)
+        .args(["--port", "0"])
+        .env_remove("MOTO_ACCOUNT_ID")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the moto launcher");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the moto launcher's first line");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("the moto launcher did not start: {line:?}"))
+        .to_owned();
+    // The launcher exits when this process does; nothing to wait for here.
+    std::mem::forget(child);
+    url
+}
+
+/// An account id no other test of this binary uses.
+pub fn fresh_account() -> String {
+    format!("{:012}", NEXT_ACCOUNT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Credentials that act in `account` in moto, obtained the way the function
+/// obtains them: by assuming a role in that account.
+pub async fn credentials_for(account: &str) -> Credentials {
+    let base = base_loader(endpoint()).load().await;
+    let sts = aws_sdk_sts::Client::new(&base);
+    let issued = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/test-caller"))
+        .role_session_name("test")
+        .send()
+        .await
+        .expect("moto issues credentials for any role")
+        .credentials
+        .expect("AssumeRole returns credentials");
+    Credentials::new(
+        issued.access_key_id(),
+        issued.secret_access_key(),
+        Some(issued.session_token().to_owned()),
+        None,
+        "moto",
+    )
+}
+
+/// The function's clients, acting in `account`, reaching AWS through `endpoint`.
+pub async fn aws_as(account: &str, endpoint: &str) -> Aws {
+    let credentials = credentials_for(account).await;
+    Aws::load(base_loader(endpoint).credentials_provider(credentials)).await
+}
+
+/// An ECR client acting in `account` and `region`, for checking state.
+pub async fn ecr_as(account: &str, region: &str) -> aws_sdk_ecr::Client {
+    let credentials = credentials_for(account).await;
+    let config = base_loader(endpoint())
+        .credentials_provider(credentials)
+        .region(Region::new(region.to_owned()))
+        .load()
+        .await;
+    aws_sdk_ecr::Client::new(&config)
+}
+
+fn base_loader(endpoint: &str) -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(ecr_replication::aws::http_client())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
+}
