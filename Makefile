@@ -1,0 +1,56 @@
+# The two commands of the README:
+#   make demo   runs the custom resource locally against moto, end to end
+#   make test   runs every check and test
+# Both install what they need, pinned: Python tools into ./.venv from
+# requirements.txt, npm packages from examples/cdk/package-lock.json.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+PYTHON ?= python3
+
+.PHONY: help demo test venv toolchain lint unit-and-integration demo-check templates clean
+
+help:
+	@echo "make demo   run Create, Update and Delete locally against moto and show the result"
+	@echo "make test   install the pinned tools and run every check and test"
+
+$(VENV_STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null || { \
+	  echo "$(PYTHON) not found: install Python 3.11 or later with venv (apt-get install python3 python3-venv)" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-virtualenv -r requirements.txt
+	touch $@
+
+venv: $(VENV_STAMP)
+
+toolchain:
+	@command -v cargo >/dev/null || { \
+	  echo "cargo not found: install Rust with rustup (https://rustup.rs); rust-toolchain.toml pins the version" >&2; exit 2; }
+	@cargo --version
+
+demo: venv toolchain
+	scripts/demo
+
+test: venv toolchain lint unit-and-integration demo-check templates
+	@echo "make test: every check passed"
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+unit-and-integration:
+	cargo test --locked
+
+demo-check:
+	scripts/demo --check >/dev/null
+
+templates:
+	scripts/check-templates
+
+clean:
+	rm -rf $(VENV) .demo .aws-sam examples/cdk/node_modules examples/cdk/cdk.out
+	cargo clean
