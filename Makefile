@@ -12,7 +12,14 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: help demo test venv toolchain lint unit-and-integration demo-check templates clean
+# Debian packages that run the arm64 artefact on this x86_64 machine.
+DEBIAN_PACKAGES := qemu-user-static=1:7.2+dfsg-7+deb12u18+b3 libc6-arm64-cross=2.36-8cross1
+
+# The tools in .venv come first: cargo-lambda runs zig through `python3`.
+WITH_VENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
+
+.PHONY: help demo test venv toolchain debian-packages lint unit-and-integration demo-check \
+	templates artifact arm64-run clean
 
 help:
 	@echo "make demo   run Create, Update and Delete locally against moto and show the result"
@@ -32,10 +39,13 @@ toolchain:
 	  echo "cargo not found: install Rust with rustup (https://rustup.rs); rust-toolchain.toml pins the version" >&2; exit 2; }
 	@cargo --version
 
+debian-packages:
+	scripts/install-debian-packages $(DEBIAN_PACKAGES)
+
 demo: venv toolchain
 	scripts/demo
 
-test: venv toolchain lint unit-and-integration demo-check templates
+test: venv toolchain lint unit-and-integration demo-check templates arm64-run
 	@echo "make test: every check passed"
 
 lint:
@@ -50,6 +60,13 @@ demo-check:
 
 templates:
 	scripts/check-templates
+
+# The arm64 bootstrap users deploy, cross-compiled by cargo-lambda (zig).
+artifact: venv toolchain
+	$(WITH_VENV) $(VENV)/bin/sam build --template template.yaml
+
+arm64-run: artifact debian-packages
+	cargo test --locked --test arm64_artifact
 
 clean:
 	rm -rf $(VENV) .demo .aws-sam examples/cdk/node_modules examples/cdk/cdk.out

@@ -2,8 +2,13 @@
 //! Lambda does (`/runtime/invocation/next` with the request id, deadline and
 //! function ARN headers) and records what the function answers.
 
-use super::http::{self, Request, Response};
-use serde_json::Value;
+use super::{
+    DESTINATION_REGION, fixture,
+    http::{self, Request, Response},
+    moto, policy_of,
+    recorder::Recorder,
+};
+use serde_json::{Value, json};
 use std::{
     collections::{HashMap, VecDeque},
     net::SocketAddr,
@@ -264,4 +269,76 @@ async fn route(
         return Response::new(202, "{}");
     }
     Response::new(404, "{}")
+}
+
+/// The signature of the test's response URLs, which must never be logged.
+pub const SIGNATURE: &str = "5e1f0c2d3b4a59687766554433221100ffeeddccbbaa99887766554433221100";
+
+/// Runs `program` (a function binary, after any runner and its arguments)
+/// under a Runtime API, sends it the Create, Update and Delete events of
+/// `events/` in the fixtures' own accounts, and checks what CloudFormation is
+/// told, what the Runtime API gets and what AWS holds after each. Returns the
+/// function's logs, which it has checked for secrets.
+pub async fn answer_event_files(program: &[&Path]) -> String {
+    let recorder = Recorder::start().await;
+    let api =
+        RuntimeApi::start("arn:aws:lambda:us-east-1:123456789012:function:ecr-replication").await;
+    let function = api.spawn_function(program, moto::endpoint(), &[("RUST_LOG", "trace")]);
+    let physical_id = "EcrReplAppimagesReplication0a512be1eaf638d2";
+
+    for (count, name) in ["create", "update", "delete"].into_iter().enumerate() {
+        let mut event = fixture(name);
+        event["ResponseURL"] = json!(recorder.url(name, SIGNATURE));
+        let id = api.invoke(event, Duration::from_secs(120));
+        let Some(outcome) = api.outcome(&id, Duration::from_secs(120)).await else {
+            panic!(
+                "no answer to {name}; init error: {:?}; output:\n{}",
+                api.init_error(),
+                function.stop().await
+            );
+        };
+
+        let received = recorder.received();
+        assert_eq!(received.len(), count + 1, "one response per event");
+        let response: Value = serde_json::from_slice(&received[count].body).unwrap();
+        assert_eq!(response["Status"], "SUCCESS", "{name}: {response:#}");
+        assert_eq!(response["PhysicalResourceId"], physical_id);
+        assert_eq!(response["Data"]["SourceRegistryId"], "123456789012");
+        assert_eq!(
+            outcome,
+            Outcome::Response(json!({"Status": "SUCCESS", "PhysicalResourceId": physical_id}))
+        );
+
+        let first = policy_of("222222222222", DESTINATION_REGION).await;
+        let second = policy_of("333333333333", DESTINATION_REGION).await;
+        let (first_expected, second_expected) = match name {
+            "create" => (true, false),
+            "update" => (false, true),
+            _ => (false, false),
+        };
+        assert_eq!(
+            first.is_some(),
+            first_expected,
+            "{name}: policy of 222222222222: {first:?}"
+        );
+        assert_eq!(
+            second.is_some(),
+            second_expected,
+            "{name}: policy of 333333333333: {second:?}"
+        );
+        if let Some(policy) = first.or(second) {
+            assert_eq!(policy["Statement"][0]["Sid"], physical_id);
+        }
+    }
+
+    let logs = function.stop().await;
+    assert!(
+        !logs.contains(SIGNATURE),
+        "the ResponseURL's signature reached the logs"
+    );
+    assert!(
+        !logs.contains("testing-secret-key-not-for-logs"),
+        "a secret key reached the logs"
+    );
+    logs
 }
