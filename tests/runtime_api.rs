@@ -11,5 +11,8 @@ use std::path::Path;
 async fn the_built_binary_answers_create_update_and_delete_from_the_event_files() {
     let binary = Path::new(env!("CARGO_BIN_EXE_bootstrap"));
     let logs = answer_event_files(&[binary]).await;
-    assert!(logs.contains("request received"), "the function logs at trace level:\n{logs}");
+    assert!(
+        logs.contains("request received"),
+        "the function logs at trace level:\n{logs}"
+    );
 }
