@@ -19,7 +19,7 @@ DEBIAN_PACKAGES := qemu-user-static=1:7.2+dfsg-7+deb12u18+b3 libc6-arm64-cross=2
 WITH_VENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 
 .PHONY: help demo test venv toolchain debian-packages lint unit-and-integration demo-check \
-	templates artifact arm64-run clean
+	templates artifact arm64-run fuzz-check clean
 
 help:
 	@echo "make demo   run Create, Update and Delete locally against moto and show the result"
@@ -45,14 +45,17 @@ debian-packages:
 demo: venv toolchain
 	scripts/demo
 
-test: venv toolchain lint unit-and-integration demo-check templates arm64-run
+test: venv toolchain lint unit-and-integration demo-check templates arm64-run fuzz-check
+	@scripts/figures
 	@echo "make test: every check passed"
 
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets --locked -- -D warnings
 
+# The fault, race and bad-input tests record their figures in target/tmp/figures.
 unit-and-integration:
+	rm -rf target/tmp/figures
 	cargo test --locked
 
 demo-check:
@@ -67,6 +70,10 @@ artifact: venv toolchain
 
 arm64-run: artifact debian-packages
 	cargo test --locked --test arm64_artifact
+
+# The fuzz target builds with cargo fuzz (see the README); this keeps it compiling.
+fuzz-check:
+	cargo check --locked --manifest-path fuzz/Cargo.toml
 
 clean:
 	rm -rf $(VENV) .demo .aws-sam examples/cdk/node_modules examples/cdk/cdk.out

@@ -273,4 +273,39 @@ mod tests {
         assert!(!shown.contains("X-Amz-Signature"), "{shown}");
         assert!(!shown.contains("s3.amazonaws.com"), "{shown}");
     }
+
+    mod generated {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn a_request_with_any_field_replaced_is_read_or_refused_without_panicking(
+                kind in prop::sample::select(vec!["Create", "Update", "Delete"]),
+                field in prop::sample::select(vec![
+                    "RequestType", "ResponseURL", "StackId", "RequestId", "LogicalResourceId",
+                    "ResourceType", "PhysicalResourceId", "ResourceProperties",
+                    "OldResourceProperties", "ServiceToken",
+                ]),
+                replacement in prop_oneof![
+                    Just(Value::Null),
+                    any::<i64>().prop_map(Value::from),
+                    ".{0,8}".prop_map(Value::from),
+                    Just(json!({"nested": []})),
+                ],
+            ) {
+                let mut value = event(kind);
+                value[field] = replacement;
+                match parse(value.clone()) {
+                    Ok(request) => prop_assert_eq!(request.reply.response_url.expose(), value["ResponseURL"].as_str().unwrap()),
+                    Err(malformed) => prop_assert_eq!(
+                        malformed.reply.is_some(),
+                        value["ResponseURL"].as_str().is_some_and(|u| !u.is_empty())
+                    ),
+                }
+            }
+        }
+    }
 }

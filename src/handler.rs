@@ -11,10 +11,11 @@ use crate::{
     destination::Settle,
     event::{self, MalformedEvent, ReplyTo, Request, RequestKind},
     identity::ResourceIdentity,
-    lifecycle::{self, Progress, Services, Success},
+    lifecycle::{self, Progress, Services, Success, failpoint},
     response::{self, Answer, Responder, SendError, Status},
     secrets,
 };
+use futures_util::FutureExt;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use std::{
@@ -22,7 +23,11 @@ use std::{
     collections::BTreeMap,
     fmt,
     future::Future,
-    sync::Arc,
+    panic::AssertUnwindSafe,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 use tokio::time::Instant;
@@ -53,6 +58,8 @@ pub enum HandlerError {
     Unanswerable(Box<MalformedEvent>),
     /// The response could not be delivered.
     Send(SendError),
+    /// The handler panicked after its answer had gone out.
+    Panicked(String),
 }
 
 impl fmt::Display for HandlerError {
@@ -65,6 +72,7 @@ impl fmt::Display for HandlerError {
                 )
             }
             Self::Send(error) => write!(f, "{error}"),
+            Self::Panicked(message) => write!(f, "the handler panicked after answering: {message}"),
         }
     }
 }
@@ -76,6 +84,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
         let error_type = match error {
             HandlerError::Unanswerable(_) => "UnanswerableEvent",
             HandlerError::Send(_) => "ResponseNotDelivered",
+            HandlerError::Panicked(_) => "PanicAfterAnswer",
         };
         Self {
             error_type: error_type.into(),
@@ -130,16 +139,54 @@ impl Handler {
             logical_id = %request.reply.logical_id,
             physical_id = request.physical_id().unwrap_or_default(),
         );
-        self.handle_request(request, context, deadline)
-            .instrument(span)
-            .await
+        // Anything that panics outside the guarded lifecycle (building the
+        // answer, say) still gets CloudFormation a FAILED answer.
+        let answered = AtomicBool::new(false);
+        let handled =
+            AssertUnwindSafe(self.handle_request(&request, &context, deadline, &answered))
+                .catch_unwind()
+                .instrument(span.clone())
+                .await;
+        match handled {
+            Ok(result) => result,
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                let _entered = span.enter();
+                error!(%message, "the handler panicked");
+                if answered.load(Ordering::SeqCst) {
+                    return Err(HandlerError::Panicked(message));
+                }
+                let answer = Answer {
+                    status: Status::Failed,
+                    reason: with_log_hint(
+                        format!("the handler failed unexpectedly: {message}"),
+                        &context,
+                    ),
+                    // The real id even for a Create: the Delete that follows
+                    // then removes whatever may have been written.
+                    physical_id: request.physical_id().map_or_else(
+                        || {
+                            ResourceIdentity::new(
+                                &request.reply.stack_id,
+                                &request.reply.logical_id,
+                            )
+                            .physical_id
+                        },
+                        str::to_owned,
+                    ),
+                    data: BTreeMap::new(),
+                };
+                self.send(&request.reply, answer, deadline, &answered).await
+            }
+        }
     }
 
     async fn handle_request(
         &self,
-        request: Request,
-        context: Context,
+        request: &Request,
+        context: &Context,
         deadline: Instant,
+        answered: &AtomicBool,
     ) -> Result<Value, HandlerError> {
         info!("request received");
         let partition = partition_of(&context.invoked_function_arn, self.services.aws.region());
@@ -152,8 +199,9 @@ impl Handler {
             async move { lifecycle::run(&services, &request, &partition, &progress).await }
         };
         let outcome = guarded(work, work_deadline(deadline)).await;
-        let answer = answer_for(&request, outcome, &progress, &context);
-        self.send(&request.reply, answer, deadline).await
+        failpoint("answering");
+        let answer = answer_for(request, outcome, &progress, context);
+        self.send(&request.reply, answer, deadline, answered).await
     }
 
     async fn answer_malformed(
@@ -177,7 +225,8 @@ impl Handler {
             physical_id,
             data: BTreeMap::new(),
         };
-        self.send(&reply, answer, deadline).await
+        self.send(&reply, answer, deadline, &AtomicBool::new(false))
+            .await
     }
 
     async fn send(
@@ -185,6 +234,7 @@ impl Handler {
         reply: &ReplyTo,
         answer: Answer,
         deadline: Instant,
+        answered: &AtomicBool,
     ) -> Result<Value, HandlerError> {
         match answer.status {
             Status::Success => {
@@ -195,6 +245,7 @@ impl Handler {
             }
         }
         let body = response::body(reply, &answer);
+        answered.store(true, Ordering::SeqCst);
         let send_deadline = deadline.checked_sub(SEND_MARGIN).unwrap_or(deadline);
         self.responder
             .send(&reply.response_url, body, send_deadline)

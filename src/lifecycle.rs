@@ -115,14 +115,20 @@ struct ProgressState {
 impl Progress {
     /// Records the step now under way.
     pub fn step(&self, step: impl Into<String>) {
-        self.lock().step = step.into();
+        let step = step.into();
+        self.lock().step.clone_from(&step);
+        failpoint(&step);
     }
 
     /// Records that a write is about to start.
     pub fn writing(&self, step: impl Into<String>) {
-        let mut state = self.lock();
-        state.step = step.into();
-        state.wrote = true;
+        let step = step.into();
+        {
+            let mut state = self.lock();
+            state.step.clone_from(&step);
+            state.wrote = true;
+        }
+        failpoint(&step);
     }
 
     /// The step under way.
@@ -138,6 +144,21 @@ impl Progress {
     fn lock(&self) -> std::sync::MutexGuard<'_, ProgressState> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// In debug builds, panics when `step` starts with the value of
+/// `ECR_REPLICATION_PANIC_AT`, so that tests can prove a panic at any step
+/// still answers CloudFormation. Release builds have no such hook.
+pub fn failpoint(step: &str) {
+    #[cfg(debug_assertions)]
+    if let Ok(target) = std::env::var("ECR_REPLICATION_PANIC_AT")
+        && !target.is_empty()
+        && step.starts_with(&target)
+    {
+        panic!("injected panic at {step:?} (ECR_REPLICATION_PANIC_AT)");
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = step;
 }
 
 /// Carries out one request and says what it achieved.

@@ -465,4 +465,87 @@ mod tests {
             ));
         }
     }
+
+    mod generated {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn other_statement() -> impl Strategy<Value = Value> {
+            ("[A-Za-z0-9]{1,12}", "[0-9]{12}", any::<bool>()).prop_map(|(sid, account, single)| {
+                let action = if single {
+                    json!("ecr:ReplicateImage")
+                } else {
+                    json!(["ecr:ReplicateImage", "ecr:CreateRepository"])
+                };
+                json!({
+                    "Sid": format!("Other{sid}"),
+                    "Effect": "Allow",
+                    "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+                    "Action": action,
+                    "Resource": "*"
+                })
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1000))]
+
+            #[test]
+            fn the_statement_grants_only_replication_to_the_source_account_root(
+                source in "[0-9]{12}",
+                destination in "[0-9]{12}",
+                region in "[a-z0-9-]{2,25}",
+                prefixes in prop::collection::vec("[a-z0-9][a-z0-9._/-]{1,20}", 0..6),
+                allow_create_repository in any::<bool>(),
+            ) {
+                let s = statement(&Grant {
+                    statement_id: SID,
+                    partition: "aws",
+                    source_account: &source,
+                    destination_account: &destination,
+                    region: &region,
+                    prefixes: &prefixes,
+                    allow_create_repository,
+                });
+                prop_assert_eq!(&s["Effect"], "Allow");
+                prop_assert_eq!(&s["Principal"], &json!({"AWS": format!("arn:aws:iam::{source}:root")}));
+                let actions: Vec<&str> =
+                    s["Action"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+                prop_assert!(actions.contains(&"ecr:ReplicateImage"));
+                prop_assert!(actions
+                    .iter()
+                    .all(|a| ["ecr:ReplicateImage", "ecr:CreateRepository"].contains(a)));
+                prop_assert_eq!(actions.contains(&"ecr:CreateRepository"), allow_create_repository);
+                let repositories = format!("arn:aws:ecr:{region}:{destination}:repository/");
+                for resource in s["Resource"].as_array().unwrap() {
+                    prop_assert!(resource.as_str().unwrap().starts_with(&repositories));
+                }
+                prop_assert_eq!(s["Resource"].as_array().unwrap().len(), prefixes.len().max(1));
+            }
+
+            #[test]
+            fn adding_then_removing_keeps_every_other_statement_in_order(
+                others in prop::collection::vec(other_statement(), 0..8),
+                allow_create_repository in any::<bool>(),
+            ) {
+                let document = json!({"Version": "2012-10-17", "Statement": others.clone()}).to_string();
+                let ours = statement(&grant(&[], allow_create_repository));
+
+                let added = put(with_statement(Some(&document), &ours).unwrap());
+                let statements = added["Statement"].as_array().unwrap();
+                prop_assert_eq!(&statements[..others.len()], &others[..]);
+                prop_assert_eq!(&statements[others.len()], &ours);
+                prop_assert!(holds(Some(&added.to_string()), &ours));
+
+                match without_statement(Some(&added.to_string()), SID).unwrap() {
+                    PolicyUpdate::Delete => prop_assert!(others.is_empty()),
+                    PolicyUpdate::Put(text) => {
+                        let removed: Value = serde_json::from_str(&text).unwrap();
+                        prop_assert_eq!(&removed["Statement"], &json!(others));
+                    }
+                    PolicyUpdate::Unchanged => prop_assert!(false, "our statement was there"),
+                }
+            }
+        }
+    }
 }

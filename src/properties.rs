@@ -893,4 +893,64 @@ mod tests {
         };
         assert!(!format!("{role:?}").contains("very-secret"));
     }
+
+    mod generated {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                "[a-z0-9:/_-]{0,16}".prop_map(Value::from),
+                Just(Value::from("222222222222")),
+                Just(Value::from(ROLE)),
+            ];
+            let key = prop_oneof![
+                prop::sample::select(vec![
+                    "Destinations",
+                    "RepositoryPrefixes",
+                    "AllowCreateRepository",
+                    "Region",
+                    "AccountId",
+                    "RoleArn",
+                    "ExternalId",
+                ])
+                .prop_map(str::to_owned),
+                "[A-Za-z]{1,8}",
+            ];
+            leaf.prop_recursive(4, 40, 6, move |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map(key.clone(), inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn parsing_any_json_never_panics_and_every_problem_has_a_path(value in any_json()) {
+                if let Err(invalid) = ReplicationSpec::parse(&value, &source()) {
+                    prop_assert!(!invalid.0.is_empty());
+                    for problem in &invalid.0 {
+                        prop_assert!(!problem.path.is_empty() && !problem.problem.is_empty());
+                    }
+                }
+            }
+
+            #[test]
+            fn the_prefix_check_is_ecr_s_filter_pattern(prefix in "[a-z0-9._/A-]{0,10}") {
+                let pattern = regex::Regex::new(
+                    r"^(?:[a-z0-9]+(?:[._-][a-z0-9]*)*/)*[a-z0-9]*(?:[._-][a-z0-9]*)*$",
+                )
+                .unwrap();
+                let expected = (2..=256).contains(&prefix.len()) && pattern.is_match(&prefix);
+                prop_assert_eq!(is_valid_prefix(&prefix), expected);
+            }
+        }
+    }
 }

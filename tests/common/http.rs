@@ -58,9 +58,18 @@ where
     F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Option<Response>> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0")
+    serve_on(0, handler).await
+}
+
+/// Like [`serve`], on a given port of 127.0.0.1 (0 picks a free one).
+pub async fn serve_on<F, Fut>(port: u16, handler: F) -> SocketAddr
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Option<Response>> + Send + 'static,
+{
+    let listener = TcpListener::bind(("127.0.0.1", port))
         .await
-        .expect("bind a free port");
+        .expect("bind the port");
     let address = listener
         .local_addr()
         .expect("a bound listener has an address");
@@ -79,6 +88,7 @@ where
     address
 }
 
+/// Serves the requests of one connection in order.
 async fn connection<F, Fut>(stream: TcpStream, handler: Arc<F>) -> std::io::Result<()>
 where
     F: Fn(Request) -> Fut,

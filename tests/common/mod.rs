@@ -9,6 +9,7 @@ pub mod proxy;
 pub mod recorder;
 pub mod runtime_api;
 
+use aws_credential_types::Credentials;
 use ecr_replication::{
     aws::Aws, destination::Settle, handler::Handler, identity::ResourceIdentity,
     lifecycle::Services, replication::Rule, response::Responder, source,
@@ -55,6 +56,8 @@ pub fn fixture(name: &str) -> Value {
 /// destination accounts, a proxy in front of moto and a response recorder.
 pub struct Harness {
     pub source: String,
+    /// Credentials acting in the source account, as the function's would.
+    pub credentials: Credentials,
     pub destination: String,
     pub other_destination: String,
     pub stack_id: String,
@@ -74,7 +77,8 @@ impl Harness {
     pub async fn with_settle(settle: Settle) -> Self {
         let source = moto::fresh_account();
         let proxy = Proxy::start(moto::endpoint()).await;
-        let aws = moto::aws_as(&source, &proxy.url()).await;
+        let credentials = moto::credentials_for(&source).await;
+        let aws = moto::aws_with(credentials.clone(), &proxy.url()).await;
         let handler = Handler::new(
             Services {
                 aws: aws.clone(),
@@ -88,6 +92,7 @@ impl Harness {
                 "arn:aws:cloudformation:us-east-1:{source}:stack/test-{stack}/00000000-0000-4000-8000-{stack:012}"
             ),
             source,
+            credentials,
             destination: moto::fresh_account(),
             other_destination: moto::fresh_account(),
             proxy,
@@ -131,6 +136,26 @@ impl Harness {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         context.deadline = (now + self.timeout).as_millis() as u64;
         context
+    }
+
+    /// The environment that makes a function process act as this harness's
+    /// source account, through its proxy.
+    pub fn function_environment(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), self.proxy.url()),
+            (
+                "AWS_ACCESS_KEY_ID".into(),
+                self.credentials.access_key_id().into(),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY".into(),
+                self.credentials.secret_access_key().into(),
+            ),
+            (
+                "AWS_SESSION_TOKEN".into(),
+                self.credentials.session_token().unwrap_or_default().into(),
+            ),
+        ]
     }
 
     /// Runs the handler on `event` and returns the one response it sent.
@@ -215,6 +240,16 @@ pub async fn policy_of(account: &str, region: &str) -> Option<Value> {
         Err(e) if format!("{:?}", e).contains("RegistryPolicyNotFoundException") => None,
         Err(e) => panic!("read the registry policy: {e:?}"),
     }
+}
+
+/// Writes a test's figures to `target/tmp/figures/<name>.json`, from where
+/// `scripts/figures` gathers them into one table.
+pub fn record_figures(name: &str, figures: Value) {
+    let directory = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("figures");
+    std::fs::create_dir_all(&directory).expect("create the figures directory");
+    let text = serde_json::to_string_pretty(&figures).expect("figures are JSON");
+    std::fs::write(directory.join(format!("{name}.json")), text).expect("write the figures");
+    println!("figures {name}: {figures}");
 }
 
 /// The statements of a policy whose Sid is `sid`.

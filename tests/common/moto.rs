@@ -97,9 +97,8 @@ pub async fn credentials_for(account: &str) -> Credentials {
     )
 }
 
-/// The function's clients, acting in `account`, reaching AWS through `endpoint`.
-pub async fn aws_as(account: &str, endpoint: &str) -> Aws {
-    let credentials = credentials_for(account).await;
+/// The function's clients, acting with `credentials`, reaching AWS through `endpoint`.
+pub async fn aws_with(credentials: Credentials, endpoint: &str) -> Aws {
     Aws::load(base_loader(endpoint).credentials_provider(credentials)).await
 }
 

@@ -62,6 +62,7 @@ pub struct Proxy {
     address: SocketAddr,
     plans: Arc<Mutex<Vec<Planned>>>,
     seen: Arc<Mutex<Vec<String>>>,
+    answers: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Proxy {
@@ -69,16 +70,24 @@ impl Proxy {
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let plans: Arc<Mutex<Vec<Planned>>> = Arc::default();
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let answers: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
         let address = {
-            let (plans, seen) = (plans.clone(), seen.clone());
+            let (plans, seen, answers) = (plans.clone(), seen.clone(), answers.clone());
             http::serve(move |request: Request| {
                 let action = action_of(&request);
                 seen.lock().unwrap().push(action.clone());
                 let fault = take_fault(&plans, &action, &request);
-                let upstream = upstream.clone();
+                let (upstream, answers) = (upstream.clone(), answers.clone());
                 async move {
                     match fault {
-                        None => forward(&upstream, request).await,
+                        None => {
+                            let response = forward(&upstream, request).await;
+                            if let Some(response) = &response {
+                                let body = String::from_utf8_lossy(&response.body).into_owned();
+                                answers.lock().unwrap().push((action, body));
+                            }
+                            response
+                        }
                         Some(Fault::Drop) => None,
                         Some(Fault::Delay(pause)) => {
                             tokio::time::sleep(pause).await;
@@ -96,6 +105,7 @@ impl Proxy {
             address,
             plans,
             seen,
+            answers,
         }
     }
 
@@ -117,6 +127,17 @@ impl Proxy {
     /// Every action requested so far, in order.
     pub fn actions(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The bodies moto answered for `action`, in order.
+    pub fn answers(&self, action: &str) -> Vec<String> {
+        self.answers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, _)| a == action)
+            .map(|(_, body)| body.clone())
+            .collect()
     }
 
     /// How many faults are still planned.

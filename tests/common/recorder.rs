@@ -32,12 +32,17 @@ pub struct Recorder {
 
 impl Recorder {
     pub async fn start() -> Self {
+        Self::start_on(0).await
+    }
+
+    /// A recorder on a given port of 127.0.0.1 (0 picks a free one).
+    pub async fn start_on(port: u16) -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
         let attempts = Arc::new(Mutex::new(0));
         let plan: Arc<Mutex<VecDeque<Reply>>> = Arc::new(Mutex::new(VecDeque::new()));
         let address = {
             let (received, attempts, plan) = (received.clone(), attempts.clone(), plan.clone());
-            http::serve(move |request: Request| {
+            http::serve_on(port, move |request: Request| {
                 *attempts.lock().unwrap() += 1;
                 let reply = plan.lock().unwrap().pop_front().unwrap_or(Reply::Accept);
                 let received = received.clone();

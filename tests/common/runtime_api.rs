@@ -154,7 +154,7 @@ impl RuntimeApi {
         &self,
         program: &[&Path],
         aws_endpoint: &str,
-        extra: &[(&str, &str)],
+        extra: &[(String, String)],
     ) -> Function {
         let (binary, prefix) = program.split_last().expect("a program to run");
         let mut command = match prefix.first() {
@@ -168,7 +168,7 @@ impl RuntimeApi {
         command
             .env_clear()
             .envs(self.lambda_environment(aws_endpoint))
-            .envs(extra.iter().copied())
+            .envs(extra.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -283,7 +283,11 @@ pub async fn answer_event_files(program: &[&Path]) -> String {
     let recorder = Recorder::start().await;
     let api =
         RuntimeApi::start("arn:aws:lambda:us-east-1:123456789012:function:ecr-replication").await;
-    let function = api.spawn_function(program, moto::endpoint(), &[("RUST_LOG", "trace")]);
+    let function = api.spawn_function(
+        program,
+        moto::endpoint(),
+        &[("RUST_LOG".to_owned(), "trace".to_owned())],
+    );
     let physical_id = "EcrReplAppimagesReplication0a512be1eaf638d2";
 
     for (count, name) in ["create", "update", "delete"].into_iter().enumerate() {
