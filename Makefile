@@ -19,11 +19,12 @@ DEBIAN_PACKAGES := qemu-user-static=1:7.2+dfsg-7+deb12u18+b3 libc6-arm64-cross=2
 WITH_VENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 
 .PHONY: help demo test venv toolchain debian-packages lint unit-and-integration demo-check \
-	templates artifact arm64-run fuzz-check clean
+	templates artifact arm64-run fuzz-check release-builds bench bench-quick clean
 
 help:
 	@echo "make demo   run Create, Update and Delete locally against moto and show the result"
 	@echo "make test   install the pinned tools and run every check and test"
+	@echo "make bench  measure the release bootstrap and check bench/budgets.json"
 
 $(VENV_STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { \
@@ -45,7 +46,7 @@ debian-packages:
 demo: venv toolchain
 	scripts/demo
 
-test: venv toolchain lint unit-and-integration demo-check templates arm64-run fuzz-check
+test: venv toolchain lint unit-and-integration demo-check templates arm64-run bench-quick fuzz-check
 	@scripts/figures
 	@echo "make test: every check passed"
 
@@ -70,6 +71,21 @@ artifact: venv toolchain
 
 arm64-run: artifact debian-packages
 	cargo test --locked --test arm64_artifact
+
+# The release bootstraps as they ship, zipped, for both architectures.
+release-builds: venv toolchain
+	$(WITH_VENV) cargo lambda build --release --locked --arm64 --output-format zip \
+	  --lambda-dir target/lambda/arm64
+	$(WITH_VENV) cargo lambda build --release --locked --x86-64 --output-format zip \
+	  --lambda-dir target/lambda/x86_64
+
+# Cold start, event times, AWS calls, memory and sizes, checked against
+# bench/budgets.json; make test runs the quick form.
+bench: release-builds
+	cargo test --locked --test bench
+
+bench-quick: release-builds
+	cargo test --locked --test bench -- --quick
 
 # The fuzz target builds with cargo fuzz (see the README); this keeps it compiling.
 fuzz-check:

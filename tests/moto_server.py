@@ -29,12 +29,19 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import threading
 import time
 
-from moto.ecr import models, responses
-from moto.ecr.exceptions import InvalidParameterException, ValidationException
-from moto.server import ThreadedMotoServer
+# moto's request recorder (/moto-api/recorder/...) writes to this file; keep
+# it out of the working directory. Set before moto reads it at import.
+os.environ.setdefault(
+    "MOTO_RECORDER_FILEPATH", os.path.join(tempfile.mkdtemp(prefix="moto-"), "recording")
+)
+
+from moto.ecr import models, responses  # noqa: E402
+from moto.ecr.exceptions import InvalidParameterException, ValidationException  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
 
 MAX_RULES = 10
 MAX_DISTINCT_DESTINATIONS = 25

@@ -120,3 +120,64 @@ fn base_loader(endpoint: &str) -> aws_config::ConfigLoader {
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
 }
+
+/// Starts moto's request recorder afresh.
+pub async fn start_recording() {
+    for action in ["reset-recording", "start-recording"] {
+        let url = format!("{}/moto-api/recorder/{action}", endpoint());
+        let (status, _) = super::http::call("POST", &url, b"")
+            .await
+            .expect("reach moto");
+        assert_eq!(status, 200, "moto's recorder: {action}");
+    }
+}
+
+/// Stops moto's request recorder and returns the API action of every
+/// request it recorded, in order.
+pub async fn stop_recording() -> Vec<String> {
+    let url = format!("{}/moto-api/recorder/stop-recording", endpoint());
+    super::http::call("POST", &url, b"")
+        .await
+        .expect("reach moto");
+    let url = format!("{}/moto-api/recorder/download-recording", endpoint());
+    let (status, recording) = super::http::call("GET", &url, b"")
+        .await
+        .expect("reach moto");
+    assert_eq!(status, 200, "moto's recorder: download");
+    String::from_utf8_lossy(&recording)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line).expect("a recorded request");
+            recorded_action(&entry)
+        })
+        .collect()
+}
+
+/// The action of one request in moto's recording.
+fn recorded_action(entry: &serde_json::Value) -> String {
+    use base64::Engine;
+    let target = entry["headers"]
+        .as_object()
+        .and_then(|h| {
+            h.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
+        })
+        .and_then(|(_, v)| v.as_str());
+    if let Some(target) = target {
+        return target.rsplit('.').next().unwrap_or(target).to_owned();
+    }
+    let body = entry["body"].as_str().unwrap_or_default();
+    let body = if entry["body_encoded"] == true {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        body.to_owned()
+    };
+    body.split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .unwrap_or("unknown")
+        .to_owned()
+}
