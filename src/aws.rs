@@ -15,7 +15,10 @@ use aws_smithy_http_client::{
     Builder,
     tls::{Provider, rustls_provider::CryptoMode},
 };
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::{
+    http::SharedHttpClient,
+    interceptors::{Intercept, SharedInterceptor},
+};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use std::{error::Error, fmt, time::Duration};
 
@@ -36,6 +39,7 @@ pub struct Aws {
     config: SdkConfig,
     source_ecr: aws_sdk_ecr::Client,
     sts: aws_sdk_sts::Client,
+    ecr_interceptors: Vec<SharedInterceptor>,
 }
 
 impl Aws {
@@ -72,7 +76,24 @@ impl Aws {
             source_ecr: aws_sdk_ecr::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             config,
+            ecr_interceptors: Vec::new(),
         }
+    }
+
+    /// Adds `interceptor` to every ECR client, the source account's and
+    /// those acting in destinations (to observe or stub calls).
+    pub fn with_ecr_interceptor(mut self, interceptor: impl Intercept + 'static) -> Self {
+        self.ecr_interceptors
+            .push(SharedInterceptor::new(interceptor));
+        self.source_ecr = self.ecr_client(aws_sdk_ecr::config::Builder::from(&self.config));
+        self
+    }
+
+    fn ecr_client(&self, mut builder: aws_sdk_ecr::config::Builder) -> aws_sdk_ecr::Client {
+        for interceptor in &self.ecr_interceptors {
+            builder.push_interceptor(interceptor.clone());
+        }
+        aws_sdk_ecr::Client::from_conf(builder.build())
     }
 
     /// The region the function runs in, which is the source registry's region.
@@ -83,6 +104,13 @@ impl Aws {
     /// The ECR client of the source account.
     pub fn source_ecr(&self) -> &aws_sdk_ecr::Client {
         &self.source_ecr
+    }
+
+    /// An ECR client of the source account in another region.
+    pub fn source_ecr_in(&self, region: &str) -> aws_sdk_ecr::Client {
+        self.ecr_client(
+            aws_sdk_ecr::config::Builder::from(&self.config).region(Region::new(region.to_owned())),
+        )
     }
 
     /// Assumes `role` and returns an ECR client acting with it in `region`.
@@ -116,11 +144,11 @@ impl Aws {
             None,
             "AssumeRole",
         );
-        let config = aws_sdk_ecr::config::Builder::from(&self.config)
-            .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .region(Region::new(region.to_owned()))
-            .build();
-        Ok(aws_sdk_ecr::Client::from_conf(config))
+        Ok(self.ecr_client(
+            aws_sdk_ecr::config::Builder::from(&self.config)
+                .credentials_provider(SharedCredentialsProvider::new(credentials))
+                .region(Region::new(region.to_owned())),
+        ))
     }
 }
 

@@ -12,6 +12,7 @@ use crate::{
     aws::{Aws, AwsError},
     policy::{PolicyError, PolicyUpdate},
     properties::RoleToAssume,
+    templates::TemplateConflict,
 };
 use std::{fmt, time::Duration};
 use tracing::{debug, warn};
@@ -67,6 +68,12 @@ pub enum DestinationProblem {
         /// How many writes were made.
         rounds: u32,
     },
+    /// The repository creation templates could not be read.
+    ReadTemplates(AwsError),
+    /// A repository creation template could not be written or deleted.
+    WriteTemplates(AwsError),
+    /// A template of another owner holds a prefix this resource needs.
+    TemplateConflict(TemplateConflict),
 }
 
 impl fmt::Display for DestinationProblem {
@@ -78,6 +85,16 @@ impl fmt::Display for DestinationProblem {
             Self::Read(error) => write!(f, "failed to read the registry policy: {error}"),
             Self::Write(error) => write!(f, "failed to write the registry policy: {error}"),
             Self::Policy(error) => write!(f, "{error}"),
+            Self::ReadTemplates(error) => {
+                write!(
+                    f,
+                    "failed to read the repository creation templates: {error}"
+                )
+            }
+            Self::WriteTemplates(error) => {
+                write!(f, "failed to write a repository creation template: {error}")
+            }
+            Self::TemplateConflict(conflict) => write!(f, "{conflict}"),
             Self::Unsettled { rounds } => write!(
                 f,
                 "concurrent writers kept overwriting the registry policy; gave up after {rounds} \
@@ -100,6 +117,16 @@ pub struct DestinationRegistry {
 }
 
 impl DestinationRegistry {
+    /// A registry reached with `ecr` as it is.
+    pub fn new(ecr: aws_sdk_ecr::Client) -> Self {
+        Self { ecr }
+    }
+
+    /// The client acting in the registry.
+    pub fn ecr(&self) -> &aws_sdk_ecr::Client {
+        &self.ecr
+    }
+
     /// Assumes `role` and opens the registry in `region` with it.
     pub async fn open(
         aws: &Aws,

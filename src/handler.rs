@@ -196,7 +196,10 @@ impl Handler {
             let services = Arc::clone(&self.services);
             let request = request.clone();
             let progress = progress.clone();
-            async move { lifecycle::run(&services, &request, &partition, &progress).await }
+            // Boxed: the lifecycle's future is deep, and its own task anyway.
+            Box::pin(
+                async move { lifecycle::run(&services, &request, &partition, &progress).await },
+            )
         };
         let outcome = guarded(work, work_deadline(deadline)).await;
         failpoint("answering");

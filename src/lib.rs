@@ -17,14 +17,21 @@
 //! - [`identity`]: the statement id and physical id of a resource.
 //! - [`replication`]: the source registry's rules and the pure decisions on them.
 //! - [`policy`]: the destination registry policy and the pure decisions on it.
+//! - [`repository_settings`], [`templates`]: settings of the repositories
+//!   replication creates, as repository creation templates.
+//! - [`backfill`]: copying images that existed before the setup.
 //! - [`source`], [`destination`]: reading and writing those in AWS.
+//! - [`grants`]: the resource's statement and templates across all
+//!   destination registries.
 //! - [`aws`]: the AWS clients and error summaries.
 //! - [`response`]: the response body and its delivery.
 //! - [`logging`], [`secrets`]: log setup, and keeping secrets out of logs.
 
 pub mod aws;
+pub mod backfill;
 pub mod destination;
 pub mod event;
+pub mod grants;
 pub mod handler;
 pub mod identity;
 pub mod lifecycle;
@@ -32,6 +39,8 @@ pub mod logging;
 pub mod policy;
 pub mod properties;
 pub mod replication;
+pub mod repository_settings;
 pub mod response;
 pub mod secrets;
 pub mod source;
+pub mod templates;

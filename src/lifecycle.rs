@@ -8,15 +8,15 @@
 
 use crate::{
     aws::{Aws, AwsError},
-    destination::{DestinationProblem, DestinationRegistry, Settle},
+    backfill,
+    destination::{DestinationProblem, Settle},
     event::{Request, RequestKind},
+    grants::Grants,
     identity::ResourceIdentity,
-    policy::{self, Grant, PolicyUpdate},
     properties::{Destination, InvalidProperties, ReplicationSpec, SourceRegistry},
     replication::{self, LimitError, Rule, RuleChange},
     source::{self, SourceState},
 };
-use futures_util::future::join_all;
 use serde_json::Value;
 use std::{
     collections::BTreeMap,
@@ -239,15 +239,17 @@ struct Event<'a> {
     progress: &'a Progress,
 }
 
-/// A grant read and decided, ready to be written.
-struct PlannedGrant {
-    label: String,
-    registry: DestinationRegistry,
-    statement: Value,
-    update: PolicyUpdate,
-}
-
 impl Event<'_> {
+    fn grants<'a>(&'a self, source: &'a SourceRegistry) -> Grants<'a> {
+        Grants {
+            services: self.services,
+            identity: &self.identity,
+            session_name: &self.session_name,
+            progress: self.progress,
+            source,
+        }
+    }
+
     async fn create(
         &self,
         properties: &Value,
@@ -260,15 +262,23 @@ impl Event<'_> {
             replication::check_limits(&rules).map_err(LifecycleError::SourceLimits)?;
         }
 
-        let grants = self.plan_grants(&spec, source).await?;
-        let granted = self.apply_grants(grants).await?;
+        let grants = self.grants(source);
+        let planned = grants
+            .plan(&spec, spec.repository_settings.is_some())
+            .await?;
+        let granted = grants.apply(planned).await?;
         self.write_rules(&rules, change, source).await?;
 
-        Ok(self.success(
+        let mut success = self.success(
             self.identity.physical_id.clone(),
             source,
             format!("{}; {granted}", describe(change)),
-        ))
+        );
+        if spec.backfill_existing_images {
+            let everywhere: Vec<&Destination> = spec.destinations.iter().collect();
+            self.backfill(source, &everywhere, &mut success).await;
+        }
+        Ok(success)
     }
 
     async fn update(
@@ -298,28 +308,46 @@ impl Event<'_> {
             replication::check_limits(&rules).map_err(LifecycleError::SourceLimits)?;
         }
 
-        let grants = self.plan_grants(&spec, source).await?;
-        let granted = self.apply_grants(grants).await?;
+        // Templates are read wherever this resource may have them: where the
+        // new settings want them, or where the old ones put them.
+        let old_templates = old
+            .as_ref()
+            .is_some_and(|o| o.repository_settings.is_some());
+        let with_templates = spec.repository_settings.is_some() || old_templates;
+        let grants = self.grants(source);
+        let planned = grants.plan(&spec, with_templates).await?;
+        let granted = grants.apply(planned).await?;
         self.write_rules(&rules, change, source).await?;
 
+        let listed = |d: &Destination, spec: &ReplicationSpec| {
+            spec.destinations
+                .iter()
+                .any(|n| n.account_id == d.account_id && n.region == d.region)
+        };
         let dropped: Vec<(String, Destination)> = old
             .iter()
-            .flat_map(|old| old.cross_account_destinations())
-            .filter(|d| {
-                !spec
-                    .destinations
-                    .iter()
-                    .any(|n| n.account_id == d.account_id && n.region == d.region)
-            })
+            .flat_map(|old| old.destinations.iter())
+            .filter(|d| !listed(d, &spec))
             .map(|d| (format!("{} (no longer listed)", d.label()), d.clone()))
             .collect();
-        let revoked = self.revoke(dropped).await?;
+        let revoked = grants.revoke(dropped, old_templates).await?;
 
-        Ok(self.success(
+        let mut success = self.success(
             physical_id.to_owned(),
             source,
             format!("{}; {granted}; {revoked}", describe(change)),
-        ))
+        );
+        if spec.backfill_existing_images {
+            // New destinations, or all of them when backfill was just asked for.
+            let asked_before = old.as_ref().is_some_and(|o| o.backfill_existing_images);
+            let added: Vec<&Destination> = spec
+                .destinations
+                .iter()
+                .filter(|d| !asked_before || old.as_ref().is_none_or(|o| !listed(d, o)))
+                .collect();
+            self.backfill(source, &added, &mut success).await;
+        }
+        Ok(success)
     }
 
     async fn delete(
@@ -352,10 +380,12 @@ impl Event<'_> {
             .destinations
             .iter()
             .enumerate()
-            .filter(|(_, d)| d.is_cross_account())
             .map(|(i, d)| (format!("Destinations[{i}] ({})", d.label()), d.clone()))
             .collect();
-        let revoked = self.revoke(destinations).await?;
+        let revoked = self
+            .grants(source)
+            .revoke(destinations, spec.repository_settings.is_some())
+            .await?;
 
         Ok(self.success(
             physical_id.to_owned(),
@@ -364,200 +394,25 @@ impl Event<'_> {
         ))
     }
 
-    /// Assumes each cross-account destination's role, reads its policy and
-    /// decides the new one, concurrently; fails before any write if one fails.
-    async fn plan_grants(
+    /// Starts backfills to `destinations`; their ids and errors go to Data.
+    async fn backfill(
         &self,
-        spec: &ReplicationSpec,
         source: &SourceRegistry,
-    ) -> Result<Vec<PlannedGrant>, LifecycleError> {
-        let planned = spec
-            .destinations
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.is_cross_account())
-            .map(|(index, destination)| async move {
-                let label = format!("Destinations[{index}] ({})", destination.label());
-                let plan = async {
-                    let role = destination
-                        .role
-                        .as_ref()
-                        .expect("cross-account destinations have a role");
-                    let registry = DestinationRegistry::open(
-                        &self.services.aws,
-                        role,
-                        &destination.region,
-                        &self.session_name,
-                    )
-                    .await?;
-                    let current = registry.read_policy().await?;
-                    let statement = policy::statement(&Grant {
-                        statement_id: &self.identity.statement_id,
-                        partition: &source.partition,
-                        source_account: &source.account_id,
-                        destination_account: &destination.account_id,
-                        region: &destination.region,
-                        prefixes: &spec.prefixes,
-                        allow_create_repository: spec.allow_create_repository,
-                    });
-                    let update = policy::with_statement(current.as_deref(), &statement)?;
-                    Ok::<_, DestinationProblem>((registry, statement, update))
-                };
-                match plan.await {
-                    Ok((registry, statement, update)) => Ok(PlannedGrant {
-                        label,
-                        registry,
-                        statement,
-                        update,
-                    }),
-                    Err(problem) => Err(DestinationError { label, problem }),
-                }
-            });
-        self.progress.step("reading destination registry policies");
-        let (plans, errors): (Vec<_>, Vec<_>) =
-            join_all(planned).await.into_iter().partition(Result::is_ok);
-        if !errors.is_empty() {
-            return Err(LifecycleError::Destinations(
-                errors.into_iter().filter_map(Result::err).collect(),
-            ));
-        }
-        Ok(plans.into_iter().filter_map(Result::ok).collect())
-    }
-
-    /// Writes the planned grants concurrently and checks that they hold.
-    async fn apply_grants(&self, grants: Vec<PlannedGrant>) -> Result<String, LifecycleError> {
-        let total = grants.len();
-        if grants.iter().any(|g| g.update != PolicyUpdate::Unchanged) {
-            self.progress
-                .writing("writing destination registry policies");
-        }
-        let applied = grants.into_iter().map(|grant| async move {
-            let statement = &grant.statement;
-            let result = grant
-                .registry
-                .converge(
-                    grant.update,
-                    &self.services.settle,
-                    |current| policy::with_statement(current, statement),
-                    |current| policy::holds(current, statement),
-                )
-                .await;
-            match result {
-                Ok(rounds) => {
-                    info!(
-                        destination = %grant.label,
-                        rounds,
-                        statement_id = %self.identity.statement_id,
-                        "{}",
-                        if rounds == 0 { "statement already in place" } else { "statement written" }
-                    );
-                    Ok(())
-                }
-                Err(problem) => Err(DestinationError {
-                    label: grant.label,
-                    problem,
-                }),
-            }
-        });
-        let errors: Vec<DestinationError> = join_all(applied)
-            .await
-            .into_iter()
-            .filter_map(Result::err)
-            .collect();
-        if !errors.is_empty() {
-            return Err(LifecycleError::Destinations(errors));
-        }
-        Ok(match total {
-            0 => "no cross-account destination needs a registry policy".to_owned(),
-            1 => "statement in place in 1 destination registry policy".to_owned(),
-            n => format!("statement in place in {n} destination registry policies"),
-        })
-    }
-
-    /// Removes this resource's statement from each destination, concurrently.
-    /// A role that can no longer be assumed is a warning, not a failure.
-    async fn revoke(
-        &self,
-        destinations: Vec<(String, Destination)>,
-    ) -> Result<String, LifecycleError> {
+        destinations: &[&Destination],
+        success: &mut Success,
+    ) {
         if destinations.is_empty() {
-            return Ok("no statement to remove".into());
+            return;
         }
-        self.progress
-            .writing("removing statements from destination registry policies");
-        let sid = self.identity.statement_id.as_str();
-        let revoked = destinations.iter().map(|(label, destination)| async move {
-            let role = destination
-                .role
-                .as_ref()
-                .expect("cross-account destinations have a role");
-            let registry = match DestinationRegistry::open(
-                &self.services.aws,
-                role,
-                &destination.region,
-                &self.session_name,
-            )
-            .await
-            {
-                Ok(registry) => registry,
-                Err(problem) => {
-                    warn!(
-                        destination = %label,
-                        %problem,
-                        statement_id = sid,
-                        "role can no longer be assumed; statement left in place"
-                    );
-                    return Ok(false);
-                }
-            };
-            let result = async {
-                let current = registry.read_policy().await?;
-                let update = policy::without_statement(current.as_deref(), sid)?;
-                registry
-                    .converge(
-                        update,
-                        &self.services.settle,
-                        |current| policy::without_statement(current, sid),
-                        |current| !policy::mentions(current, sid),
-                    )
-                    .await
-            }
-            .await;
-            match result {
-                Ok(rounds) => {
-                    info!(
-                        destination = %label,
-                        rounds,
-                        statement_id = sid,
-                        "{}",
-                        if rounds == 0 { "no statement to remove" } else { "statement removed" }
-                    );
-                    Ok(true)
-                }
-                Err(problem) => Err(DestinationError {
-                    label: label.clone(),
-                    problem,
-                }),
-            }
-        });
-
-        let results = join_all(revoked).await;
-        let left_in_place = results.iter().filter(|r| matches!(r, Ok(false))).count();
-        let errors: Vec<DestinationError> = results.into_iter().filter_map(Result::err).collect();
-        if !errors.is_empty() {
-            return Err(LifecycleError::Destinations(errors));
-        }
-        Ok(match left_in_place {
-            0 => format!(
-                "statement removed from {} destination(s)",
-                destinations.len()
-            ),
-            n => format!(
-                "statement removed from {} destination(s); left in place in {n} whose role \
-                 could not be assumed (see the log)",
-                destinations.len() - n
-            ),
-        })
+        self.progress.step("starting backfills");
+        let report = backfill::start(
+            self.services.aws.source_ecr(),
+            &source.account_id,
+            destinations,
+        )
+        .await;
+        success.summary.push_str(&format!("; {}", report.summary()));
+        success.data.extend(report.data());
     }
 
     async fn write_rules(

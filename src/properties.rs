@@ -6,21 +6,29 @@
 //! property it concerns (`Destinations[1].RoleArn`), and all problems of one
 //! event are reported together.
 
+use crate::repository_settings::{self, RepositorySettings};
 use serde_json::{Map, Value};
 use std::fmt;
 
 /// Property names accepted at the top level of `ResourceProperties`.
-pub const KNOWN_PROPERTIES: [&str; 5] = [
+pub const KNOWN_PROPERTIES: [&str; 7] = [
     "Destinations",
     "RepositoryPrefixes",
     "AllowCreateRepository",
+    "BackfillExistingImages",
+    "DestinationRepositorySettings",
     "ServiceToken",
     "ServiceTimeout",
 ];
 
 /// Property names accepted in each item of `Destinations`.
-pub const KNOWN_DESTINATION_PROPERTIES: [&str; 4] =
-    ["Region", "AccountId", "RoleArn", "ExternalId"];
+pub const KNOWN_DESTINATION_PROPERTIES: [&str; 5] = [
+    "Region",
+    "AccountId",
+    "RoleArn",
+    "ExternalId",
+    "TemplateRoleArn",
+];
 
 /// ECR accepts at most 25 distinct destinations in a registry's configuration.
 pub const MAX_DESTINATIONS: usize = 25;
@@ -48,6 +56,11 @@ pub struct ReplicationSpec {
     pub prefixes: Vec<String>,
     /// Whether destinations may create repositories on the first replicated push.
     pub allow_create_repository: bool,
+    /// Whether images that already exist are copied to new destinations.
+    pub backfill_existing_images: bool,
+    /// Settings for the repositories that replication creates, applied
+    /// through repository creation templates in each destination.
+    pub repository_settings: Option<RepositorySettings>,
 }
 
 /// One destination registry.
@@ -60,6 +73,9 @@ pub struct Destination {
     /// The role to assume for the registry policy; `None` for a destination in
     /// the source account, which needs no registry policy.
     pub role: Option<RoleToAssume>,
+    /// The role in the destination account that ECR uses to apply a
+    /// repository creation template with a KMS key or tags.
+    pub template_role_arn: Option<String>,
 }
 
 /// A role in a destination account and how to assume it.
@@ -168,19 +184,39 @@ impl ReplicationSpec {
         };
         reject_unknown(properties, "", &KNOWN_PROPERTIES, &mut errors);
 
+        let errors_before_destinations = errors.len();
         let destinations = parse_destinations(properties.get("Destinations"), source, &mut errors);
+        let destinations_valid = errors.len() == errors_before_destinations;
         let prefixes = parse_prefixes(properties.get("RepositoryPrefixes"), &mut errors);
         let allow_create_repository = parse_bool(
             properties.get("AllowCreateRepository"),
             "AllowCreateRepository",
             &mut errors,
         );
+        let backfill_existing_images = parse_bool(
+            properties.get("BackfillExistingImages"),
+            "BackfillExistingImages",
+            &mut errors,
+        );
+        let repository_settings = properties
+            .get("DestinationRepositorySettings")
+            .and_then(|value| repository_settings::parse(value, &mut errors));
+        if destinations_valid {
+            check_template_roles(
+                &destinations,
+                repository_settings.as_ref(),
+                &prefixes,
+                &mut errors,
+            );
+        }
 
         if errors.is_empty() {
             Ok(Self {
                 destinations,
                 prefixes,
                 allow_create_repository,
+                backfill_existing_images,
+                repository_settings,
             })
         } else {
             Err(InvalidProperties(errors))
@@ -342,6 +378,7 @@ fn parse_destination(
 
     let role_arn = string_field(fields, "RoleArn", path, errors);
     let external_id = string_field(fields, "ExternalId", path, errors);
+    let template_role_arn = string_field(fields, "TemplateRoleArn", path, errors);
     if let Some(external_id) = &external_id
         && !is_valid_external_id(external_id)
     {
@@ -379,6 +416,12 @@ fn parse_destination(
         }
     };
 
+    if let Some(arn) = &template_role_arn
+        && let Err(problem) = check_role_arn(arn, &account_id, &source.partition)
+    {
+        errors.push(error(&format!("{path}.TemplateRoleArn"), problem));
+    }
+
     if errors.len() > errors_before {
         return None;
     }
@@ -386,7 +429,40 @@ fn parse_destination(
         region: region?,
         account_id,
         role,
+        template_role_arn,
     })
+}
+
+/// Checks the settings and `TemplateRoleArn` against the destinations and
+/// prefixes they apply to. Call it only when every destination is valid, so
+/// that positions are those the user wrote.
+fn check_template_roles(
+    destinations: &[Destination],
+    settings: Option<&RepositorySettings>,
+    prefixes: &[String],
+    errors: &mut Vec<PropertyError>,
+) {
+    let indexed: Vec<(usize, &Destination)> = destinations.iter().enumerate().collect();
+    match settings {
+        Some(settings) => {
+            let roles: Vec<Option<String>> = destinations
+                .iter()
+                .map(|d| d.template_role_arn.clone())
+                .collect();
+            repository_settings::check_against(settings, &indexed, prefixes, &roles, errors);
+        }
+        None => {
+            for (index, _) in indexed
+                .iter()
+                .filter(|(_, d)| d.template_role_arn.is_some())
+            {
+                errors.push(error(
+                    &format!("Destinations[{index}].TemplateRoleArn"),
+                    "is only used with DestinationRepositorySettings",
+                ));
+            }
+        }
+    }
 }
 
 fn parse_prefixes(value: Option<&Value>, errors: &mut Vec<PropertyError>) -> Vec<String> {
@@ -567,7 +643,7 @@ fn is_valid_external_id(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c))
 }
 
-fn error(path: &str, problem: impl Into<String>) -> PropertyError {
+pub(crate) fn error(path: &str, problem: impl Into<String>) -> PropertyError {
     PropertyError {
         path: path.to_owned(),
         problem: problem.into(),
@@ -695,7 +771,8 @@ mod tests {
             found,
             [
                 "Destination: unknown property; known properties are Destinations, \
-                 RepositoryPrefixes, AllowCreateRepository, ServiceToken, ServiceTimeout",
+                 RepositoryPrefixes, AllowCreateRepository, BackfillExistingImages, \
+                 DestinationRepositorySettings, ServiceToken, ServiceTimeout",
                 "Destinations: is required: list 1 to 25 destinations"
             ]
         );
@@ -704,7 +781,7 @@ mod tests {
         assert_eq!(
             found,
             [
-                "Destinations[0].Acount: unknown property; known properties are Region, AccountId, RoleArn, ExternalId"
+                "Destinations[0].Acount: unknown property; known properties are Region, AccountId, RoleArn, ExternalId, TemplateRoleArn"
             ]
         );
     }

@@ -390,9 +390,12 @@ mod tests {
                 region: "eu-west-1".into(),
                 account_id: "222222222222".into(),
                 role: None,
+                template_role_arn: None,
             }],
             prefixes: vec!["team-a/".into(), "base".into()],
             allow_create_repository: false,
+            backfill_existing_images: false,
+            repository_settings: None,
         };
         assert_eq!(
             Rule::from_spec(&spec).to_json(),

@@ -142,7 +142,7 @@ async fn an_endpoint_that_never_answers_gets_a_failed_answer_before_the_runtime_
     let response: Value = serde_json::from_slice(&received[0].body).unwrap();
     assert_eq!(response["Status"], "FAILED");
     assert!(
-        reason(&response).starts_with("timed out while reading destination registry policies"),
+        reason(&response).starts_with("timed out while reading destination registries"),
         "{response:#}"
     );
     // Answered before the deadline the Runtime API gave, with room to spare.

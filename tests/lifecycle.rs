@@ -514,7 +514,8 @@ async fn an_unknown_property_fails_and_lists_the_known_ones() {
     assert_failed_with(
         &response,
         "Destination: unknown property; known properties are Destinations, RepositoryPrefixes, \
-         AllowCreateRepository, ServiceToken, ServiceTimeout",
+         AllowCreateRepository, BackfillExistingImages, DestinationRepositorySettings, \
+         ServiceToken, ServiceTimeout",
     );
     assert_eq!(h.rules().await, Vec::<Value>::new());
 }

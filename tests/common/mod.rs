@@ -33,6 +33,15 @@ pub const DESTINATION_REGION: &str = "eu-west-1";
 
 static NEXT_STACK: AtomicU32 = AtomicU32::new(1);
 
+/// The ECR actions moto does not implement, answered by the SDK's mocks.
+pub const MOCKED_ACTIONS: [&str; 5] = [
+    "DescribeRepositoryCreationTemplates",
+    "CreateRepositoryCreationTemplate",
+    "UpdateRepositoryCreationTemplate",
+    "DeleteRepositoryCreationTemplate",
+    "StartReplicationBackfill",
+];
+
 /// Policy read-backs paced for tests: short, still jittered.
 pub fn quick_settle() -> Settle {
     Settle {
@@ -75,10 +84,26 @@ impl Harness {
     }
 
     pub async fn with_settle(settle: Settle) -> Self {
+        Self::build(settle, |aws| aws).await
+    }
+
+    /// A harness whose ECR clients also answer from `mocks` the calls those
+    /// rules match (the ones moto does not implement); all other calls go
+    /// to moto.
+    pub async fn with_ecr_mocks(mocks: aws_smithy_mocks::MockResponseInterceptor) -> Self {
+        let h = Self::build(quick_settle(), |aws| {
+            aws.with_ecr_interceptor(mocks.allow_passthrough())
+        })
+        .await;
+        h.proxy.absorb(&MOCKED_ACTIONS);
+        h
+    }
+
+    async fn build(settle: Settle, customize: impl FnOnce(Aws) -> Aws) -> Self {
         let source = moto::fresh_account();
         let proxy = Proxy::start(moto::endpoint()).await;
         let credentials = moto::credentials_for(&source).await;
-        let aws = moto::aws_with(credentials.clone(), &proxy.url()).await;
+        let aws = customize(moto::aws_with(credentials.clone(), &proxy.url()).await);
         let handler = Handler::new(
             Services {
                 aws: aws.clone(),
