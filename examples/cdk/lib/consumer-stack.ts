@@ -40,8 +40,27 @@ export class ConsumerStack extends Stack {
           }),
         },
       ],
-      repositoryPrefixes: ['team-a/', 'base-images'],
+      repositoryPrefixes: ['team-a/', 'base-images/'],
       allowCreateRepository: true,
+      backfillExistingImages: true,
+      destinationRepositorySettings: {
+        imageTagMutability: 'IMMUTABLE',
+        lifecyclePolicy: JSON.stringify({
+          rules: [
+            {
+              rulePriority: 1,
+              description: 'expire untagged images after 14 days',
+              selection: {
+                tagStatus: 'untagged',
+                countType: 'sinceImagePushed',
+                countUnit: 'days',
+                countNumber: 14,
+              },
+              action: { type: 'expire' },
+            },
+          ],
+        }),
+      },
     });
 
     new CfnOutput(this, 'SourceRegistryId', { value: replication.sourceRegistryId });

@@ -11,6 +11,19 @@ export interface EcrReplicationDestination {
   readonly roleArn?: string;
   /** External ID passed to AssumeRole. */
   readonly externalId?: string;
+  /** Role in the destination account that ECR uses to apply a template with a KMS key or tags. */
+  readonly templateRoleArn?: string;
+}
+
+/** Settings of the repositories that replication creates in each destination. */
+export interface DestinationRepositorySettings {
+  readonly imageTagMutability?: 'MUTABLE' | 'IMMUTABLE';
+  readonly encryptionType?: 'AES256' | 'KMS';
+  /** A key id (a multi-region key replicated to each destination region) or a key ARN. */
+  readonly kmsKey?: string;
+  /** An ECR lifecycle policy document, as JSON text. */
+  readonly lifecyclePolicy?: string;
+  readonly resourceTags?: { readonly key: string; readonly value: string }[];
 }
 
 export interface EcrReplicationProps {
@@ -20,6 +33,10 @@ export interface EcrReplicationProps {
   readonly repositoryPrefixes?: string[];
   /** Let replication create missing repositories in the destinations. Default: false. */
   readonly allowCreateRepository?: boolean;
+  /** Copy images that already exist to new destinations. Default: false. */
+  readonly backfillExistingImages?: boolean;
+  /** Settings of the repositories that replication creates. Default: ECR's. */
+  readonly destinationRepositorySettings?: DestinationRepositorySettings;
   /** Provider function ARN. Default: the EcrReplicationServiceToken export. */
   readonly serviceToken?: string;
 }
@@ -43,6 +60,7 @@ export class EcrReplication extends Construct {
           ...(d.accountId !== undefined && { AccountId: d.accountId }),
           ...(d.roleArn !== undefined && { RoleArn: d.roleArn }),
           ...(d.externalId !== undefined && { ExternalId: d.externalId }),
+          ...(d.templateRoleArn !== undefined && { TemplateRoleArn: d.templateRoleArn }),
         })),
         ...(props.repositoryPrefixes !== undefined && {
           RepositoryPrefixes: props.repositoryPrefixes,
@@ -50,10 +68,28 @@ export class EcrReplication extends Construct {
         ...(props.allowCreateRepository !== undefined && {
           AllowCreateRepository: props.allowCreateRepository ? 'true' : 'false',
         }),
+        ...(props.backfillExistingImages !== undefined && {
+          BackfillExistingImages: props.backfillExistingImages ? 'true' : 'false',
+        }),
+        ...(props.destinationRepositorySettings !== undefined && {
+          DestinationRepositorySettings: repositorySettings(props.destinationRepositorySettings),
+        }),
       },
     });
 
     this.sourceRegistryId = resource.getAttString('SourceRegistryId');
     this.statementId = resource.getAttString('StatementId');
   }
+}
+
+function repositorySettings(s: DestinationRepositorySettings): Record<string, unknown> {
+  return {
+    ...(s.imageTagMutability !== undefined && { ImageTagMutability: s.imageTagMutability }),
+    ...(s.encryptionType !== undefined && { EncryptionType: s.encryptionType }),
+    ...(s.kmsKey !== undefined && { KmsKey: s.kmsKey }),
+    ...(s.lifecyclePolicy !== undefined && { LifecyclePolicy: s.lifecyclePolicy }),
+    ...(s.resourceTags !== undefined && {
+      ResourceTags: s.resourceTags.map((t) => ({ Key: t.key, Value: t.value })),
+    }),
+  };
 }
