@@ -26,6 +26,19 @@ fn reason(response: &Value) -> &str {
     response["Reason"].as_str().unwrap_or_default()
 }
 
+/// Checks that a Create met every planned fault and still wrote its rule and
+/// its one statement.
+async fn assert_created_despite_faults(h: &Harness, response: &Value) {
+    assert_eq!(response["Status"], "SUCCESS", "{response:#}");
+    assert_eq!(h.proxy.pending_faults(), 0, "every planned fault was met");
+    assert_eq!(h.rules().await.len(), 1);
+    let policy = policy_of(&h.destination, DESTINATION_REGION).await;
+    assert_eq!(
+        statements_with_sid(&policy, &h.physical_id("Replication")).len(),
+        1
+    );
+}
+
 #[tokio::test]
 async fn throttling_server_errors_and_dropped_connections_are_retried_and_the_create_succeeds() {
     let h = Harness::new().await;
@@ -51,17 +64,37 @@ async fn throttling_server_errors_and_dropped_connections_are_retried_and_the_cr
 
     let response = h.invoke(h.event("create")).await;
 
-    assert_eq!(response["Status"], "SUCCESS", "{response:#}");
-    assert_eq!(h.proxy.pending_faults(), 0, "every planned fault was met");
-    assert_eq!(h.rules().await.len(), 1);
-    let policy = policy_of(&h.destination, DESTINATION_REGION).await;
-    assert_eq!(
-        statements_with_sid(&policy, &h.physical_id("Replication")).len(),
-        1
-    );
+    assert_created_despite_faults(&h, &response).await;
     record_figures(
         "faults-aws-retried",
         json!({"fault": "AWS throttling, 5xx and dropped connections", "injected": injected, "events": 1, "survived": 1}),
+    );
+}
+
+#[tokio::test]
+async fn slow_answers_from_sts_and_ecr_are_waited_for_and_the_create_succeeds() {
+    let h = Harness::new().await;
+    let slow = Duration::from_millis(1500);
+    let planned = [
+        "AssumeRole",
+        "GetRegistryPolicy",
+        "PutRegistryPolicy",
+        "PutReplicationConfiguration",
+    ];
+    for action in planned {
+        h.proxy.fail(action, None, Fault::Delay(slow), 1);
+    }
+
+    let started = Instant::now();
+    let response = h.invoke(h.event("create")).await;
+
+    assert_created_despite_faults(&h, &response).await;
+    // Waited for, not cut short and retried: four slow calls, one after another.
+    let elapsed = started.elapsed();
+    assert!(elapsed >= slow * 4, "took {elapsed:?}");
+    record_figures(
+        "faults-aws-slow",
+        json!({"fault": "AWS answers 1.5 s late (AssumeRole, policy read and write, replication write)", "injected": planned.len(), "events": 1, "survived": 1}),
     );
 }
 
