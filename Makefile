@@ -19,12 +19,13 @@ DEBIAN_PACKAGES := qemu-user-static=1:7.2+dfsg-7+deb12u18+b3 libc6-arm64-cross=2
 WITH_VENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
 
 .PHONY: help demo test venv toolchain debian-packages lint unit-and-integration demo-check \
-	templates artifact arm64-run fuzz-check release-builds bench bench-quick clean
+	templates artifact arm64-run fuzz-check fuzz release-builds bench bench-quick clean
 
 help:
 	@echo "make demo   run Create, Update and Delete locally against moto and show the result"
 	@echo "make test   install the pinned tools and run every check and test"
 	@echo "make bench  measure the release bootstrap and check bench/budgets.json"
+	@echo "make fuzz   fuzz the event and property parsers for FUZZ_SECONDS (default 300)"
 
 $(VENV_STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { \
@@ -90,6 +91,16 @@ bench-quick: release-builds
 # The fuzz target builds with cargo fuzz (see the README); this keeps it compiling.
 fuzz-check:
 	cargo check --locked --manifest-path fuzz/Cargo.toml
+
+# Runs the fuzz target for FUZZ_SECONDS. cargo fuzz builds with nightly
+# flags (the address sanitizer); RUSTC_BOOTSTRAP lets the pinned stable
+# toolchain accept them, so no nightly toolchain is needed.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_SECONDS ?= 300
+fuzz: toolchain
+	@[[ "$$(cargo fuzz --version 2>/dev/null)" == "cargo-fuzz $(CARGO_FUZZ_VERSION)" ]] || \
+	  cargo install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+	RUSTC_BOOTSTRAP=1 cargo fuzz run event_and_properties -- -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .demo .aws-sam examples/cdk/node_modules examples/cdk/cdk.out
