@@ -20,7 +20,7 @@ use std::{collections::BTreeSet, fmt};
 
 /// The settings of one template, as this resource writes them and as it
 /// reads them back.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Template {
     /// The namespace prefix, or `ROOT`.
     pub prefix: String,
@@ -315,12 +315,7 @@ mod tests {
         Template {
             prefix: prefix.into(),
             description: "pull through cache".into(),
-            image_tag_mutability: None,
-            encryption_type: None,
-            kms_key: None,
-            lifecycle_policy: None,
-            resource_tags: vec![],
-            custom_role_arn: None,
+            ..Template::default()
         }
     }
 

@@ -371,12 +371,7 @@ async fn an_update_sends_every_setting_and_a_template_already_gone_counts_as_del
     let bare = Template {
         prefix: "team-a".into(),
         description: "Custom::EcrReplication X".into(),
-        image_tag_mutability: None,
-        encryption_type: None,
-        kms_key: None,
-        lifecycle_policy: None,
-        resource_tags: vec![],
-        custom_role_arn: None,
+        ..Template::default()
     };
 
     templates::apply(
