@@ -51,14 +51,6 @@ fn seeded_harness() -> Harness {
     })
 }
 
-/// What the registries hold: the source rules and the destination policy.
-async fn snapshot(h: &Harness) -> (Vec<Value>, Option<Value>) {
-    (
-        h.rules().await,
-        h.policy(&h.destination, DESTINATION_REGION).await,
-    )
-}
-
 fn source_of(h: &Harness) -> SourceRegistry {
     SourceRegistry {
         account_id: h.source.clone(),
@@ -210,7 +202,7 @@ fn assert_refused(
     panics: &AtomicU64,
 ) -> Result<(), TestCaseError> {
     RUNTIME.block_on(async {
-        let before = snapshot(h).await;
+        let before = h.snapshot().await;
         let (responses, answered) = run(h, event).await;
         prop_assert!(answered, "the handler could not answer");
         prop_assert_eq!(responses.len(), 1, "exactly one answer");
@@ -225,7 +217,7 @@ fn assert_refused(
             "the Reason does not name the property: {}",
             reason
         );
-        prop_assert_eq!(snapshot(h).await, before, "nothing may be written");
+        prop_assert_eq!(h.snapshot().await, before, "nothing may be written");
         Ok(())
     })
 }
@@ -393,7 +385,7 @@ fn malformed_events_are_answered_once_when_possible_and_write_nothing() {
             generated.fetch_add(1, Ordering::Relaxed);
             let has_url = event["ResponseURL"].as_str().is_some_and(|u| !u.is_empty());
             RUNTIME.block_on(async {
-                let before = snapshot(&h).await;
+                let before = h.snapshot().await;
                 let (responses, answered) = run(&h, event).await;
                 if has_url {
                     prop_assert!(answered);
@@ -414,7 +406,7 @@ fn malformed_events_are_answered_once_when_possible_and_write_nothing() {
                     prop_assert!(!answered, "nobody to answer");
                     prop_assert!(responses.is_empty());
                 }
-                prop_assert_eq!(snapshot(&h).await, before, "nothing may be written");
+                prop_assert_eq!(h.snapshot().await, before, "nothing may be written");
                 Ok(())
             })
         })

@@ -176,8 +176,7 @@ async fn update_moves_a_destination_to_another_account_and_keeps_the_rule_in_pla
 async fn an_update_whose_new_properties_are_invalid_fails_and_writes_nothing() {
     let h = Harness::new().await;
     assert_success(&h.invoke(h.event("create")).await);
-    let rules_before = h.rules().await;
-    let policy_before = h.policy(&h.destination, DESTINATION_REGION).await;
+    let before = h.snapshot().await;
 
     let mut event = h.event("update");
     event["ResourceProperties"]["Destinations"][0]["RoleArn"] =
@@ -193,11 +192,7 @@ async fn an_update_whose_new_properties_are_invalid_fails_and_writes_nothing() {
         ),
     );
     assert_eq!(response["PhysicalResourceId"], h.physical_id("Replication"));
-    assert_eq!(h.rules().await, rules_before);
-    assert_eq!(
-        h.policy(&h.destination, DESTINATION_REGION).await,
-        policy_before
-    );
+    assert_eq!(h.snapshot().await, before);
     assert_eq!(
         h.policy(&h.other_destination, DESTINATION_REGION).await,
         None
@@ -209,8 +204,7 @@ async fn the_rollback_of_an_invalid_update_succeeds_and_restores_the_state() {
     let h = Harness::new().await;
     h.put_rules(vec![other_owners_rule(1)]).await;
     assert_success(&h.invoke(h.event("create")).await);
-    let rules_before = h.rules().await;
-    let policy_before = h.policy(&h.destination, DESTINATION_REGION).await;
+    let before = h.snapshot().await;
 
     // CloudFormation rolls back the refused update with old and new swapped:
     // the "old" properties are now the invalid ones.
@@ -223,11 +217,7 @@ async fn the_rollback_of_an_invalid_update_succeeds_and_restores_the_state() {
     let response = h.invoke(rollback).await;
 
     assert_success(&response);
-    assert_eq!(h.rules().await, rules_before);
-    assert_eq!(
-        h.policy(&h.destination, DESTINATION_REGION).await,
-        policy_before
-    );
+    assert_eq!(h.snapshot().await, before);
 }
 
 #[tokio::test]

@@ -240,6 +240,15 @@ impl Harness {
             .expect("write the source configuration");
     }
 
+    /// What the registries hold: the source rules and the policy of the
+    /// first destination, to compare before and after an event.
+    pub async fn snapshot(&self) -> (Vec<Value>, Option<Value>) {
+        (
+            self.rules().await,
+            self.policy(&self.destination, DESTINATION_REGION).await,
+        )
+    }
+
     /// The registry policy of `account` in `region`, if any.
     pub async fn policy(&self, account: &str, region: &str) -> Option<Value> {
         policy_of(account, region).await
