@@ -213,6 +213,9 @@ async fn access_denied_on_assume_role_fails_the_create_by_name_and_the_delete_su
         destination = h.destination
     );
     assert!(reason(&create).starts_with(&expected), "{create:#}");
+    // It failed before writing, so the following Delete has nothing to do.
+    assert_ne!(create["PhysicalResourceId"], h.physical_id("Replication"));
+    assert_eq!(h.rules().await, Vec::<Value>::new());
 
     let mut delete = h.event("delete");
     delete["PhysicalResourceId"] = create["PhysicalResourceId"].clone();

@@ -342,31 +342,6 @@ async fn delete_succeeds_and_leaves_the_statement_when_the_role_cannot_be_assume
 }
 
 #[tokio::test]
-async fn create_fails_naming_the_destination_and_role_when_the_role_cannot_be_assumed() {
-    let h = Harness::new().await;
-    h.proxy.fail(
-        "AssumeRole",
-        Some(&h.destination),
-        Fault::access_denied(),
-        10,
-    );
-
-    let response = h.invoke(h.event("create")).await;
-
-    assert_failed_with(
-        &response,
-        &format!(
-            "Destinations[0] ({}/eu-west-1): could not assume role \
-             arn:aws:iam::{}:role/ecr-replication-destination: AccessDenied",
-            h.destination, h.destination
-        ),
-    );
-    // It failed before writing, so the following Delete has nothing to do.
-    assert_ne!(response["PhysicalResourceId"], h.physical_id("Replication"));
-    assert_eq!(h.rules().await, Vec::<Value>::new());
-}
-
-#[tokio::test]
 async fn create_refuses_an_eleventh_rule_before_writing_anything() {
     let h = Harness::new().await;
     let ten: Vec<Value> = (0..10).map(other_owners_rule).collect();
